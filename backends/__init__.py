@@ -1,0 +1,1 @@
+"""Backends, one module each; registered in the ``accelbench.backends`` entry-point group."""

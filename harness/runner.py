@@ -1,0 +1,186 @@
+"""The runner: each case in its own spawned child process with a timeout, results written as they finish.
+
+Statuses: ok, failed (exception kept), oom, crashed (child died: signal or exit code kept),
+timeout (the child's process group is killed), unavailable (the probe's reason). The sweep always
+goes on. Ctrl-C kills the running child, keeps every finished result and writes nothing for the
+interrupted case, so ``--resume`` runs it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.environment import capture_environment
+from harness.execute import base_result, execute_case
+from harness.plan import Case
+from harness.results import completed_ids, utc_now, write_result
+
+RESULT_ORDER = ("schema", "id", "created", "status", "error", "backend", "workload", "measure",
+                "metrics", "samples", "validity", "environment")
+
+
+def _tail(path: Path, limit: int = 1500) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    return text[-limit:]
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def child_env(case: Case | None = None) -> dict[str, str]:
+    """Environment of a child: the backend's visible-devices variable set from ``device_ids``."""
+    env = dict(os.environ)
+    ids = case.backend_options.get("device_ids") if case else None
+    if case and ids:
+        from harness.registry import load_backend_class
+
+        var = getattr(load_backend_class(case.backend), "visible_devices_env", None)
+        if var:
+            env[var] = str(ids)
+    # Keep the harness importable in the child when running from a source checkout.
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_in_child(case: Case) -> dict[str, Any]:
+    """Run ``case`` in a new process session; map every way it can end to a status."""
+    with tempfile.TemporaryDirectory(prefix="accelbench-") as tmp:
+        case_file, out_file, log_file = Path(tmp, "case.json"), Path(tmp, "result.json"), Path(tmp, "child.log")
+        case_file.write_text(json.dumps(case.to_dict()), encoding="utf-8")
+        with open(log_file, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.child", "run", str(case_file), str(out_file)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=child_env(case), start_new_session=True,
+            )
+            try:
+                rc = proc.wait(timeout=case.measure.timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                result = base_result(case)
+                result.update(status="timeout", error={"type": "Timeout", "message": f"no result after {case.measure.timeout_s:g}s; process group killed"})
+                result["validity"]["reasons"] = ["timeout"]
+                return result
+            except BaseException:  # Ctrl-C: stop the child, report nothing for this case
+                _kill_group(proc)
+                raise
+            _kill_group(proc)  # leftovers of the child's session
+        if out_file.is_file():
+            return json.loads(out_file.read_text(encoding="utf-8"))
+        result = base_result(case)
+        if rc < 0:
+            how = f"killed by signal {signal.Signals(-rc).name}"
+        else:
+            how = f"exited with code {rc} without a result"
+        tail = _tail(log_file)
+        result.update(status="crashed", error={"type": "Crashed", "message": how + (f"; output: {tail}" if tail else ""), "returncode": rc})
+        result["validity"]["reasons"] = [how]
+        return result
+
+
+def finalize(result: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:
+    result = dict(result, created=utc_now(), environment=environment)
+    ordered = {k: result[k] for k in RESULT_ORDER if k in result}
+    ordered.update({k: v for k, v in result.items() if k not in ordered})
+    return ordered
+
+
+def run_plan(
+    cases: list[Case],
+    out_dir: Path,
+    *,
+    isolation: str = "process",
+    resume: bool = False,
+    on_start: Callable[[int, int, Case], None] | None = None,
+    on_result: Callable[[int, int, Case, dict[str, Any], Path | None], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every case (skipping those already in ``out_dir`` when resuming); return the results."""
+    environment = capture_environment()
+    done = completed_ids(out_dir) if resume else set()
+    results: list[dict[str, Any]] = []
+    for i, case in enumerate(cases, 1):
+        if case.id in done:
+            if on_result:
+                on_result(i, len(cases), case, {"status": "skipped"}, None)
+            continue
+        if on_start:
+            on_start(i, len(cases), case)
+        if isolation == "inline":
+            if case.backend_options.get("device_ids"):
+                os.environ.update({k: v for k, v in child_env(case).items() if k != "PYTHONPATH"})
+            raw = execute_case(case)
+        else:
+            raw = run_in_child(case)
+        result = finalize(raw, environment)
+        path = write_result(out_dir, result)
+        result["_path"] = str(path)
+        results.append(result)
+        if on_result:
+            on_result(i, len(cases), case, result, path)
+    return results
+
+
+def probe_all(names: list[str] | None = None, timeout_s: float = 300.0) -> list[dict[str, Any]]:
+    """Probe backends in a child process, so a misbehaving plugin cannot take the CLI down.
+
+    When the shared child dies or hangs, each backend is probed in its own child and the culprit is
+    reported unavailable with what happened.
+    """
+    from harness.registry import backend_names
+
+    names = names or backend_names()
+
+    def attempt(subset: list[str]) -> list[dict[str, Any]] | str:
+        with tempfile.TemporaryDirectory(prefix="accelbench-probe-") as tmp:
+            out, log = Path(tmp, "probe.json"), Path(tmp, "probe.log")
+            with open(log, "wb") as fh:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "harness.child", "probe", str(out), *subset],
+                    stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                    env=child_env(), start_new_session=True,
+                )
+                try:
+                    rc = proc.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    _kill_group(proc)
+                    return f"probe did not finish in {timeout_s:g}s"
+                except BaseException:
+                    _kill_group(proc)
+                    raise
+            if out.is_file():
+                return json.loads(out.read_text(encoding="utf-8"))
+            why = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
+            return f"probe crashed ({why}): {_tail(log, 300)}"
+
+    rows = attempt(names)
+    if isinstance(rows, list):
+        return rows
+    out = []
+    for name in names:
+        one = attempt([name])
+        out.extend(one if isinstance(one, list) else [{"name": name, "available": False, "reason": one, "priority": 0}])
+    return out
+
+
+def best_backend(rows: list[dict[str, Any]]) -> str:
+    """The available backend with the highest priority (accelerators before the CPU)."""
+    available = [r for r in rows if r.get("available")]
+    if not available:
+        return "cpu"
+    return max(available, key=lambda r: (r.get("priority", 0), r["name"] == "cpu"))["name"]

@@ -1,0 +1,1 @@
+"""Workload kinds (``llm``, ``gemm``, ``membw``) and the model code."""

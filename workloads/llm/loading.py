@@ -1,0 +1,194 @@
+"""Build a :class:`~workloads.llm.model.Transformer` on a device, with random or real weights.
+
+The module is created on the ``meta`` device (no memory), materialised directly on the target
+device with ``to_empty``, then either filled with seeded random ("dummy") weights, as vLLM's
+``--load-format dummy``, or loaded tensor by tensor from a Hugging Face safetensors folder into the
+fused layout. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+
+import torch
+
+from .config import ModelConfig, resolve
+from .model import Transformer
+
+__all__ = ["build_model", "load_model", "DUMMY_STD"]
+
+#: Standard deviation of dummy weights (Hugging Face's ``initializer_range`` default).
+DUMMY_STD = 0.02
+#: Rows of the default rope table built at load time (``setup_caches`` resizes it).
+_ROPE_ROWS = 4096
+
+_DTYPE_NAMES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+def _as_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _DTYPE_NAMES[str(dtype).lower().removeprefix("torch.")]
+    except KeyError:
+        raise ValueError(f"unsupported dtype {dtype!r} (use one of {', '.join(_DTYPE_NAMES)})") from None
+
+
+def build_model(
+    config: ModelConfig,
+    *,
+    dtype: torch.dtype | str = torch.float32,
+    device: torch.device | str = "cpu",
+    folder: str | pathlib.Path | None = None,
+    seed: int = 0,
+) -> Transformer:
+    """Materialise ``config`` on ``device`` in ``dtype``: dummy weights from ``seed`` when
+    ``folder`` is None, else the Hugging Face safetensors weights in ``folder``. Returns the model
+    in eval mode with gradients off and a rope table; call ``setup_caches`` before cached decoding.
+    """
+    dtype = _as_dtype(dtype)
+    device = torch.device(device)
+    with torch.device("meta"):
+        model = Transformer(config)
+    model = model.to(dtype=dtype)
+    model.to_empty(device=device)
+    model.tie_weights()  # to_empty replaces each module's parameters separately
+    model.requires_grad_(False)
+    with torch.no_grad():
+        if folder is None:
+            _init_dummy(model, seed)
+        else:
+            _load_safetensors(model, pathlib.Path(folder))
+    model.setup_rope(min(config.max_position_embeddings, _ROPE_ROWS))
+    return model.eval()
+
+
+def load_model(source: str, *, dtype: torch.dtype | str = torch.float32, device: torch.device | str = "cpu") -> Transformer:
+    """Build the model named by ``source``: a catalog name (random weights, seed 0) or a local
+    Hugging Face folder (config.json + safetensors)."""
+    config, folder = resolve(source)
+    return build_model(config, dtype=dtype, device=device, folder=folder)
+
+
+# ---------------------------------------------------------------------- dummy weights
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    try:
+        gen = torch.Generator(device=device)
+    except (RuntimeError, TypeError):  # a device without its own generator: fill via the CPU
+        gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def _init_dummy(model: Transformer, seed: int) -> None:
+    """Normal(0, DUMMY_STD) for matrices, embeddings and biases; ones for norm weights.
+
+    Deterministic for a given (seed, device type, dtype). Parameters are visited in
+    ``named_parameters`` order, which deduplicates a tied head.
+    """
+    gen = None
+    for name, p in model.named_parameters():
+        if name.endswith("norm.weight"):
+            p.fill_(1.0)
+            continue
+        if gen is None:
+            gen = _generator(p.device, seed)
+        if gen.device.type == p.device.type:
+            p.normal_(0.0, DUMMY_STD, generator=gen)
+        else:
+            p.copy_(torch.empty(p.shape, dtype=p.dtype).normal_(0.0, DUMMY_STD, generator=gen))
+
+
+# ---------------------------------------------------------------------- safetensors
+_LAYER = re.compile(r"model\.layers\.(\d+)\.(.+)")
+_IGNORED = re.compile(r".*rotary_emb\.inv_freq$")
+
+
+def _targets(model: Transformer) -> dict[str, tuple[torch.Tensor, slice | None]]:
+    """HF tensor name -> (destination parameter, row slice of it or None for the whole tensor)."""
+    cfg = model.config
+    q, kv, inter = cfg.q_size, cfg.kv_size, cfg.intermediate_size
+    rows_q, rows_k, rows_v = slice(0, q), slice(q, q + kv), slice(q + kv, q + 2 * kv)
+    out: dict[str, tuple[torch.Tensor, slice | None]] = {
+        "model.embed_tokens.weight": (model.tok_embeddings.weight, None),
+        "model.norm.weight": (model.norm.weight, None),
+    }
+    if not cfg.tie_word_embeddings:
+        out["lm_head.weight"] = (model.output.weight, None)
+    for i, layer in enumerate(model.layers):
+        pre = f"model.layers.{i}."
+        att, ff = layer.attention, layer.feed_forward
+        out[pre + "input_layernorm.weight"] = (layer.attention_norm.weight, None)
+        out[pre + "post_attention_layernorm.weight"] = (layer.ffn_norm.weight, None)
+        for proj, rows in (("q", rows_q), ("k", rows_k), ("v", rows_v)):
+            out[pre + f"self_attn.{proj}_proj.weight"] = (att.wqkv.weight, rows)
+            if cfg.attention_bias:
+                out[pre + f"self_attn.{proj}_proj.bias"] = (att.wqkv.bias, rows)
+        out[pre + "self_attn.o_proj.weight"] = (att.wo.weight, None)
+        out[pre + "mlp.gate_proj.weight"] = (ff.w13.weight, slice(0, inter))
+        out[pre + "mlp.up_proj.weight"] = (ff.w13.weight, slice(inter, 2 * inter))
+        out[pre + "mlp.down_proj.weight"] = (ff.w2.weight, None)
+    return out
+
+
+def _shard_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            names = sorted(set(weight_map.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"model folder '{folder}': unreadable model.safetensors.index.json ({e})") from None
+        files = [folder / n for n in names]
+        missing = [str(f.name) for f in files if not f.is_file()]
+        if missing:
+            raise ValueError(f"model folder '{folder}': shards named in the index are missing: {', '.join(missing)}")
+        return files
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ValueError(f"model folder '{folder}' has config.json but no *.safetensors weights")
+    return files
+
+
+def _load_safetensors(model: Transformer, folder: pathlib.Path) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    targets = _targets(model)
+    tied = model.config.tie_word_embeddings
+    loaded: set[str] = set()
+    for path in _shard_files(folder):
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                for name in f.keys():
+                    if name in loaded:
+                        raise ValueError(f"model folder '{folder}': tensor {name} appears in more than one shard")
+                    if name not in targets:
+                        if _IGNORED.match(name) or (tied and name == "lm_head.weight"):
+                            continue
+                        raise ValueError(
+                            f"model folder '{folder}': unexpected tensor {name} in {path.name} "
+                            f"(not a {model.config.model_type} decoder checkpoint?)"
+                        )
+                    param, rows = targets[name]
+                    dest = param if rows is None else param[rows]
+                    tensor = f.get_tensor(name)  # one tensor in host memory at a time
+                    if tuple(tensor.shape) != tuple(dest.shape):
+                        raise ValueError(
+                            f"model folder '{folder}': tensor {name} has shape {tuple(tensor.shape)}, "
+                            f"config.json implies {tuple(dest.shape)}"
+                        )
+                    dest.copy_(tensor)
+                    loaded.add(name)
+                    del tensor
+        except SafetensorError as e:
+            raise ValueError(f"model folder '{folder}': cannot read {path.name} ({e})") from None
+    missing = [n for n in targets if n not in loaded]
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise ValueError(f"model folder '{folder}': checkpoint lacks {', '.join(missing[:3])}{more}")
