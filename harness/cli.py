@@ -209,6 +209,34 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def score(
+    paths: Optional[list[Path]] = typer.Argument(None, help="Result files or folders (default: the newest run under results/)."),
+    references: Optional[Path] = typer.Option(None, help="Reference figures CSV (default configs/references.csv)."),
+    devices: Optional[Path] = typer.Option(None, help="Device table TOML (default configs/devices.toml)."),
+    fmt: str = typer.Option("table", "--format", help="table, md, csv or json"),
+) -> None:
+    """Score results against published figures: vendor claim, measured ceiling, measured LLM throughput."""
+    from harness.devices import load_devices
+    from harness.references import load_references
+    from harness.results import load_results
+    from harness.score import render_score, score_results
+
+    check_format(fmt)
+    results, warnings = load_results(paths or [_latest_run()])
+    rows = score_results(results, load_references(references), load_devices(devices), warnings=warnings)
+    for w in warnings:
+        note(f"warning: {w}")
+    out(render_score(rows, fmt))
+
+
+def _latest_run() -> Path:
+    runs = sorted(p for p in Path("results").glob("*") if p.is_dir() and p.name != "reference")
+    if not runs:
+        raise UsageError("no results given and none under ./results; pass result files or folders")
+    return runs[-1]
+
+
 def _default_suite() -> Path:
     from harness.plan import default_suite_path
 
