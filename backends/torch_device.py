@@ -15,6 +15,11 @@ from typing import Any, Callable, ClassVar
 
 from backends.base import Backend, EnergyMeter, LLMSession, Probe, Timer
 
+#: Stand-in torch device types, keyed by a backend's ``device_type``. Empty in production. Fake
+#: vendor packages for tests (``tests/fakes/fake_vendors.py``) map "npu", "mlu" and "musa" to "cpu"
+#: when they are imported, since stock torch has no such device types; ``device()`` honours it.
+DEVICE_STAND_INS: dict[str, str] = {}
+
 
 class DeviceEventTimer:
     """Timer on the device timeline: ``torch.<dev>.Event(enable_timing=True)``, one sync per read."""
@@ -184,7 +189,7 @@ class TorchDeviceBackend(Backend):
     def device(self) -> Any:
         import torch
 
-        return torch.device(self.device_type, self.index)
+        return torch.device(DEVICE_STAND_INS.get(self.device_type, self.device_type), self.index)
 
     def synchronize(self) -> None:
         self.device_module().synchronize()

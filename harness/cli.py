@@ -230,6 +230,27 @@ def score(
     out(render_score(rows, fmt))
 
 
+@app.command()
+def compare(
+    baseline: Path = typer.Argument(..., help="Baseline result file or folder."),
+    current: Path = typer.Argument(..., help="Current result file or folder."),
+    metric: Optional[str] = typer.Option(None, help="Metric to compare (default: each workload's primary metric)."),
+    fail_if_slower: Optional[str] = typer.Option(
+        None, "--fail-if-slower", help="Exit 1 if a case got worse by more than this percentage (10 or 10%) outside the noise."),
+    fmt: str = typer.Option("table", "--format", help="table, md, csv or json"),
+) -> None:
+    """Compare two runs case by case (median, 95% CI, change, noise) and gate CI on regressions."""
+    from harness.compare import compare_paths
+
+    check_format(fmt)
+    text, messages, code = compare_paths(baseline, current, metric=metric, fail_if_slower=fail_if_slower, fmt=fmt)
+    for line in messages:
+        note(line)
+    out(text)
+    if code:
+        raise typer.Exit(code)
+
+
 def _latest_run() -> Path:
     runs = sorted(p for p in Path("results").glob("*") if p.is_dir() and p.name != "reference")
     if not runs:
@@ -243,20 +264,38 @@ def _default_suite() -> Path:
     return default_suite_path()
 
 
+def _click_errors() -> tuple[type[BaseException], ...]:
+    """Click's exception classes: typer >= 0.20 vendors its own copy of click."""
+    errors: list[type[BaseException]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        errors.append(TyperClickException)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main() -> None:
     """Console-script entry point: one clear line and exit 2 for usage errors, never a traceback."""
+    aborts = tuple({click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)})
+    exits = tuple({click.exceptions.Exit, getattr(typer, "Exit", click.exceptions.Exit)})
     try:
         code = app(standalone_mode=False)
     except UsageError as exc:
-        note(f"error: {exc}")
+        note(f"error: {_one_line(exc)}")
         sys.exit(2)
-    except click.exceptions.Exit as exc:
+    except exits as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except aborts:
         note("interrupted")
         sys.exit(130)
-    except click.ClickException as exc:  # bad option values, unknown options
-        note(f"error: {exc.format_message()}")
+    except _click_errors() as exc:  # bad option values, unknown options
+        note(f"error: {_one_line(exc.format_message())}")
         sys.exit(2)
     except KeyboardInterrupt:
         note("interrupted")

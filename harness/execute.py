@@ -6,24 +6,52 @@ directly. It returns a result dict without ``environment`` and ``created`` (the 
 
 from __future__ import annotations
 
+import math
 import time
+import traceback
 from collections import defaultdict
 from typing import Any, Callable
 
 from harness.plan import Case
-from harness.stats import summarize
+from harness.results import json_safe
+from harness.stats import CI_METHOD, OUTLIER_RULE, required_repetitions, summarize
 
+#: A primary metric whose CV reaches this is unstable and the result invalid (pyperf's 10%).
 CV_THRESHOLD = 0.10
+#: Fewer timed repetitions than this cannot show whether a result is stable: invalid.
+MIN_VALID_REPETITIONS = 3
+
+
+#: Messages of out-of-memory errors that are not ``OutOfMemoryError`` instances: CUDA/NPU/MLU/MUSA
+#: allocator messages, cuBLAS/cuDNN allocation failures, ONNX Runtime arena failures, ACL codes.
+OOM_PATTERNS = (
+    "out of memory",
+    "memory allocation failed",
+    "failed to allocate memory",
+    "cudaerrormemoryallocation",
+    "cublas_status_alloc_failed",
+    "cudnn_status_alloc_failed",
+    "acl_error_rt_memory_allocation",
+    "cnrt_ret_err_nomem",
+    "not enough memory",
+)
 
 
 def classify_exception(exc: BaseException) -> str:
     """``oom`` for torch's OutOfMemoryError, MemoryError and vendor equivalents; else ``failed``."""
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return "oom"
+    for cls in type(exc).__mro__:
+        if cls is MemoryError or cls.__name__ == "OutOfMemoryError":
+            return "oom"
     text = str(exc).lower()
-    if "out of memory" in text or "memory allocation failed" in text:
+    if any(p in text for p in OOM_PATTERNS):
         return "oom"
     return "failed"
+
+
+def error_block(exc: BaseException) -> dict[str, Any]:
+    """``{type, message, traceback}`` of an exception (the traceback's last lines, for debugging)."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {"type": type(exc).__name__, "message": str(exc) or repr(exc), "traceback": tb[-4000:]}
 
 
 def base_result(case: Case) -> dict[str, Any]:
@@ -41,6 +69,9 @@ def base_result(case: Case) -> dict[str, Any]:
             "seed": case.measure.seed,
             "timeout_s": case.measure.timeout_s,
             "tier": case.measure.tier,
+            "ci_method": CI_METHOD,
+            "outlier_rule": OUTLIER_RULE,
+            "cv_threshold": CV_THRESHOLD,
         },
         "metrics": {},
         "samples": {},
@@ -75,25 +106,39 @@ def judge_validity(
     measure: Any,
     tokens_ok: bool | None,
 ) -> dict[str, Any]:
-    """MLPerf-style validity block and pyperf-style warnings."""
+    """MLPerf-style validity block (``valid`` + ``reasons``) and pyperf-style ``warnings``.
+
+    Invalid when: fewer repetitions than requested or than ``MIN_VALID_REPETITIONS``; a timed region
+    shorter than ``min_duration_s``; a generative workload that did not produce exactly ``gen_len``
+    tokens per sequence in every repetition; the primary metric's CV >= ``CV_THRESHOLD``.
+    Warnings (the result stays valid): too few repetitions for the observed CV (pyperf's
+    ``ceil(4 Z^2 CV^2 / W^2)`` with a 95% CI of the mean at most ``TARGET_CI_WIDTH`` wide), min or
+    max 50% or more away from the mean, Tukey outliers, a primary metric that was not produced.
+    """
     reasons: list[str] = []
     warnings: list[str] = []
     if reps < measure.repetitions:
         reasons.append(f"only {reps} repetitions, {measure.repetitions} required")
+    elif reps < MIN_VALID_REPETITIONS:
+        reasons.append(f"only {reps} repetition(s): at least {MIN_VALID_REPETITIONS} are needed to judge stability")
     if elapsed_s < measure.min_duration_s:
-        reasons.append(f"timed region {elapsed_s:.3f}s shorter than min_duration_s {measure.min_duration_s}")
+        reasons.append(f"timed region {elapsed_s:.3f}s shorter than min_duration_s {measure.min_duration_s:g}")
     if tokens_ok is False:
-        reasons.append("did not generate exactly gen_len tokens per sequence")
+        reasons.append("did not generate exactly gen_len tokens per sequence in every repetition")
     stats = metrics.get(primary)
-    if stats:
+    if not stats:
+        warnings.append(f"primary metric {primary} was not produced; stability not judged")
+    else:
         cv = stats["cv"]
         if cv >= CV_THRESHOLD:
             reasons.append(f"{primary} CV {cv:.1%} >= {CV_THRESHOLD:.0%} (unstable)")
             warnings.append(f"{primary} is unstable: CV {cv:.1%}; close other programs, pin clocks, or raise --repetitions")
-        # pyperf: the relative standard error std/sqrt(n)/mean should be <= 1/3 of the CV threshold.
-        needed = int((3 * cv / CV_THRESHOLD) ** 2) + 1 if cv > 0 else 1
-        if stats["n"] < needed and cv < CV_THRESHOLD:
-            warnings.append(f"{primary}: {stats['n']} samples is few for CV {cv:.1%}; use at least {needed} repetitions")
+        needed = required_repetitions(cv)
+        if stats["n"] < needed:
+            warnings.append(f"{primary}: {stats['n']} repetition(s) is too few for CV {cv:.1%}; use at least {needed}")
+        mean = stats["mean"]
+        if mean and stats["n"] > 1 and max(abs(stats["min"] - mean), abs(stats["max"] - mean)) >= 0.5 * abs(mean):
+            warnings.append(f"{primary}: min or max is 50% or more away from the mean")
         if stats.get("outliers"):
             warnings.append(f"{primary}: {stats['outliers']} outlier(s) by Tukey's fences")
     return {"valid": not reasons, "reasons": reasons, "warnings": warnings}
@@ -128,8 +173,17 @@ def execute_case(case: Case) -> dict[str, Any]:
         meter = backend.energy_meter()
         if meter:
             meter.start()
+        token_check: dict[str, bool | None] = {"ok": None}
+
+        def one_repetition() -> dict[str, Any]:
+            sample = trial.run(timer)
+            ok = trial.tokens_ok()
+            if ok is not None:  # every repetition must produce exactly gen_len tokens
+                token_check["ok"] = ok if token_check["ok"] is None else (token_check["ok"] and ok)
+            return sample
+
         samples, reps, elapsed = timed_repetitions(
-            lambda: trial.run(timer), case.measure.repetitions, case.measure.min_duration_s
+            one_repetition, case.measure.repetitions, case.measure.min_duration_s
         )
         joules = meter.stop() if meter else None
         peak = backend.peak_memory_bytes()
@@ -140,20 +194,28 @@ def execute_case(case: Case) -> dict[str, Any]:
         if joules is not None and case.workload == "llm":
             tokens = params["batch"] * params["gen_len"] * reps
             metrics["energy_j_per_token"] = summarize([joules / tokens], "J/tok")
+        validity = judge_validity(metrics, workload.primary_metric, reps, elapsed, case.measure, token_check["ok"])
+        bad = sorted(k for k, v in samples.items() if not all(math.isfinite(x) for x in v))
+        if bad:
+            validity["valid"] = False
+            validity["reasons"].append(f"non-finite samples (stored as null) in {', '.join(bad)}")
         result.update(
             status="ok",
             metrics=metrics,
             samples=samples,
             repetitions_run=reps,
             timed_s=elapsed,
-            validity=judge_validity(metrics, workload.primary_metric, reps, elapsed, case.measure, trial.tokens_ok()),
+            validity=validity,
         )
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure becomes the case's status
-        result.update(status=classify_exception(exc), error={"type": type(exc).__name__, "message": str(exc)})
+        result.update(status=classify_exception(exc), error=error_block(exc))
         result["validity"]["reasons"] = [f"{type(exc).__name__}: {exc}"]
     finally:
         if trial is not None:
-            trial.close()
-    return result
+            try:
+                trial.close()
+            except Exception:  # noqa: BLE001 - a failing cleanup must not lose the result
+                pass
+    return json_safe(result)

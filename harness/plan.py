@@ -21,7 +21,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
+import math
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import asdict, dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
@@ -45,6 +49,22 @@ class Measure:
     seed: int = 0
     timeout_s: float = 1800.0
     tier: str = "full"
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot measure anything (whatever their source: CLI, suite, API)."""
+        for name, low in (("warmup", 0), ("repetitions", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UsageError(f"{name} must be an integer >= {low}, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise UsageError(f"seed must be an integer, got {self.seed!r}")
+        for name, positive in (("min_duration_s", False), ("timeout_s", True)):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value < 0 or (positive and value == 0):
+                raise UsageError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+        if self.tier not in TIERS:
+            raise UsageError(f"tier must be one of {', '.join(TIERS)}, got {self.tier!r}")
 
 
 @dataclass(frozen=True)
@@ -92,15 +112,23 @@ def default_suite_path() -> Path:
     return Path(str(files("configs") / "suites" / "smoke.toml"))
 
 
+POSITIVE = {"repetitions", "timeout_s", "threads"}
+
+
 def _check_type(where: str, key: str, value: Any, typ: type) -> Any:
+    """``value`` checked as ``typ`` (int accepted for float); sizes and counts in range."""
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if typ is int and isinstance(value, bool) or not isinstance(value, typ):
         raise UsageError(f"{where}: '{key}' must be {typ.__name__}, got {type(value).__name__} {value!r}")
-    if typ in (int, float) and key != "seed" and value < 0 or (key == "repetitions" and value < 1):
-        raise UsageError(f"{where}: '{key}' must be {'positive' if key == 'repetitions' else 'non-negative'}, got {value}")
-    if key == "timeout_s" and value <= 0:
-        raise UsageError(f"{where}: 'timeout_s' must be positive, got {value}")
+    name = key.rsplit(".", 1)[-1]
+    if typ is float and not math.isfinite(value):
+        raise UsageError(f"{where}: '{key}' must be a finite number, got {value}")
+    if typ in (int, float) and name != "seed":
+        if name in POSITIVE and value <= 0:
+            raise UsageError(f"{where}: '{key}' must be positive, got {value}")
+        if value < 0:
+            raise UsageError(f"{where}: '{key}' must be non-negative, got {value}")
     return value
 
 
@@ -116,6 +144,9 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     unknown = set(data) - SUITE_KEYS
     if unknown:
         raise UsageError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(SUITE_KEYS))})")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise UsageError(f"{path}: '{key}' must be a string, got {type(data[key]).__name__} {data[key]!r}")
     tier = data.get("tier", "full")
     if tier not in TIERS:
         raise UsageError(f"{path}: 'tier' must be one of {', '.join(TIERS)}, got {tier!r}")
@@ -132,6 +163,11 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     for i, group in enumerate(groups):
         if "workload" in group and not isinstance(group["workload"], str):
             raise UsageError(f"{path}: case {i + 1}: 'workload' must be a string")
+        for key, value in group.items():
+            if isinstance(value, dict):
+                raise UsageError(f"{path}: case {i + 1}: '{key}' must be a value or a list of values, not a table")
+            if isinstance(value, list) and not value:
+                raise UsageError(f"{path}: case {i + 1}: '{key}' is an empty list")
     return {"name": data.get("name", path.stem), "tier": tier, "measure": measure, "groups": groups, "path": str(path)}
 
 
@@ -188,9 +224,17 @@ def expand(
         keys = list(group)
         for backend in backends:
             for combo in itertools.product(*(_as_list(group[k]) for k in keys)):
-                params = workload.validate(dict(zip(keys, combo)))
+                try:
+                    params = workload.validate(dict(zip(keys, combo)))
+                except UsageError as exc:
+                    raise UsageError(f"{where}: case {i + 1}: {exc}" if where != "command line" else str(exc)) from None
                 cases.append(Case(str(backend), workload_name, params, measure, dict(options)))
-    return cases
+    if not cases:
+        raise UsageError(f"{where}: the plan has no cases")
+    unique: dict[str, Case] = {}
+    for case in cases:  # the same case listed twice runs once (same id, same measurement)
+        unique.setdefault(case.id, case)
+    return list(unique.values())
 
 
 def with_backend(cases: list[Case], resolve: dict[str, str]) -> list[Case]:

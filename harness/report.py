@@ -84,7 +84,10 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if r["status"] != "ok":
             row["valid"] = "-"
         elif validity.get("valid"):
-            row["valid"] = "yes" + (" (smoke)" if r["measure"].get("tier") == "smoke" else "")
+            notes = ["smoke"] if r["measure"].get("tier") == "smoke" else []
+            if validity.get("warnings"):
+                notes.append(f"{len(validity['warnings'])} warning(s)")
+            row["valid"] = "yes" + (f" ({', '.join(notes)})" if notes else "")
         else:
             unstable = any("unstable" in x for x in validity.get("reasons", []))
             row["valid"] = ("UNSTABLE " if unstable else "INVALID ") + "; ".join(validity.get("reasons", []))[:80]

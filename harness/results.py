@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import re
 import tempfile
@@ -48,10 +50,46 @@ def result_filename(result: dict[str, Any]) -> str:
     return f"{_slug(result['backend']['name'])}_{result['workload']['kind']}_{tag}_{result['id'][:8]}.json"
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` as strict JSON: non-finite floats (nan, inf) become None, unknown objects their str()."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)  # a plugin's odd value (a dtype, a path) must not lose the whole result
+
+
+def _claim(tmp: str, target: Path) -> bool:
+    """Give ``tmp``'s content the name ``target`` atomically unless ``target`` exists; False if it does."""
+    try:
+        os.link(tmp, target)  # atomic, and fails when the target exists
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+    # No hard links on this filesystem: reserve the name exclusively, then rename over the reservation.
+    try:
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    os.replace(tmp, target)
+    return True
+
+
 def write_result(folder: str | Path, result: dict[str, Any]) -> Path:
-    """Write ``result`` atomically (temp file, fsync, hard link); never replaces an existing file."""
+    """Write ``result`` atomically (temp file, fsync, link); never replaces an existing file.
+
+    When the natural name is taken (the same case run again), the file is named ``NAME.1.json``,
+    ``NAME.2.json``, ...; a reader never sees a partly written result file.
+    """
     folder = Path(folder)
-    data = json.dumps(result, indent=1, allow_nan=False).encode()
+    data = json.dumps(json_safe(result), indent=1, allow_nan=False).encode()
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -61,15 +99,13 @@ def write_result(folder: str | Path, result: dict[str, Any]) -> Path:
         base = result_filename(result)
         target = folder / base
         n = 1
-        while True:
-            try:
-                os.link(tmp, target)  # atomic and fails if the target exists
-                return target
-            except FileExistsError:
-                target = folder / base.replace(".json", f".{n}.json")
-                n += 1
+        while not _claim(tmp, target):
+            target = folder / base.replace(".json", f".{n}.json")
+            n += 1
+        return target
     finally:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def read_result(path: Path) -> dict[str, Any]:
@@ -93,7 +129,10 @@ def result_files(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(f for f in p.rglob("*.json") if not f.name.startswith(".")))
+            try:
+                found.extend(sorted(f for f in p.rglob("*.json") if not f.name.startswith(".")))
+            except OSError as exc:
+                raise UsageError(f"cannot read folder {p}: {exc.strerror or exc}") from None
         elif p.is_file():
             found.append(p)
         else:
@@ -115,10 +154,22 @@ def load_results(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], lis
     return results, warnings
 
 
-def completed_ids(folder: str | Path) -> set[str]:
-    """Ids of the cases that already have a readable result in ``folder`` (for ``--resume``)."""
+def completed_results(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """Readable results in ``folder`` by case id, the newest per id (for ``--resume``).
+
+    Any status counts as done (a failed case is not retried; delete its file to run it again).
+    Unreadable files are ignored, so their cases run again.
+    """
     folder = Path(folder)
     if not folder.is_dir():
-        return set()
+        return {}
     results, _ = load_results([folder])
-    return {r["id"] for r in results}
+    done: dict[str, dict[str, Any]] = {}
+    for r in sorted(results, key=lambda r: str(r.get("created", ""))):
+        done[r["id"]] = r
+    return done
+
+
+def completed_ids(folder: str | Path) -> set[str]:
+    """Ids of the cases that already have a readable result in ``folder`` (for ``--resume``)."""
+    return set(completed_results(folder))

@@ -8,19 +8,21 @@ interrupted case, so ``--resume`` runs it again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
 from harness.environment import capture_environment
 from harness.execute import base_result, execute_case
 from harness.plan import Case
-from harness.results import completed_ids, utc_now, write_result
+from harness.results import completed_results, utc_now, write_result
 
 RESULT_ORDER = ("schema", "id", "created", "status", "error", "backend", "workload", "measure",
                 "metrics", "samples", "validity", "environment")
@@ -58,8 +60,44 @@ def child_env(case: Case | None = None) -> dict[str, str]:
     return env
 
 
+def describe_exit(rc: int) -> tuple[str, str | None]:
+    """How a child ended: ("killed by signal SIGABRT", "SIGABRT") or ("exited with code 3 ...", None)."""
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        how = f"killed by signal {name}"
+        if name == "SIGKILL":
+            how += " (possibly the kernel's out-of-memory killer; see dmesg)"
+        return how, name
+    return f"exited with code {rc} without writing a result", None
+
+
+def _timeout_result(case: Case) -> dict[str, Any]:
+    result = base_result(case)
+    message = f"no result after {case.measure.timeout_s:g}s (--timeout); the case's process group was killed"
+    result.update(status="timeout", error={"type": "Timeout", "message": message, "timeout_s": case.measure.timeout_s})
+    result["validity"]["reasons"] = [f"timeout after {case.measure.timeout_s:g}s"]
+    return result
+
+
+def _read_child_result(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "status" in data else None
+
+
 def run_in_child(case: Case) -> dict[str, Any]:
-    """Run ``case`` in a new process session; map every way it can end to a status."""
+    """Run ``case`` in a spawned process in a new session; map every way it can end to a status.
+
+    The child writes its result atomically to a private temp file. No result + a negative return
+    code is ``crashed`` with the signal; no result + exit code is ``crashed`` with the code and the
+    tail of the child's output; no exit within ``timeout_s`` is ``timeout`` (the whole process
+    group is killed with SIGKILL). A KeyboardInterrupt kills the group and propagates.
+    """
     with tempfile.TemporaryDirectory(prefix="accelbench-") as tmp:
         case_file, out_file, log_file = Path(tmp, "case.json"), Path(tmp, "result.json"), Path(tmp, "child.log")
         case_file.write_text(json.dumps(case.to_dict()), encoding="utf-8")
@@ -73,23 +111,20 @@ def run_in_child(case: Case) -> dict[str, Any]:
                 rc = proc.wait(timeout=case.measure.timeout_s)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
-                result = base_result(case)
-                result.update(status="timeout", error={"type": "Timeout", "message": f"no result after {case.measure.timeout_s:g}s; process group killed"})
-                result["validity"]["reasons"] = ["timeout"]
-                return result
+                # A child that wrote its result but hung on the way out still measured the case.
+                return _read_child_result(out_file) or _timeout_result(case)
             except BaseException:  # Ctrl-C: stop the child, report nothing for this case
                 _kill_group(proc)
                 raise
             _kill_group(proc)  # leftovers of the child's session
-        if out_file.is_file():
-            return json.loads(out_file.read_text(encoding="utf-8"))
+        result = _read_child_result(out_file)
+        if result is not None:
+            return result
         result = base_result(case)
-        if rc < 0:
-            how = f"killed by signal {signal.Signals(-rc).name}"
-        else:
-            how = f"exited with code {rc} without a result"
+        how, sig = describe_exit(rc)
         tail = _tail(log_file)
-        result.update(status="crashed", error={"type": "Crashed", "message": how + (f"; output: {tail}" if tail else ""), "returncode": rc})
+        error = {"type": "Crashed", "message": how + (f"; output: {tail}" if tail else ""), "returncode": rc, "signal": sig}
+        result.update(status="crashed", error=error)
         result["validity"]["reasons"] = [how]
         return result
 
@@ -101,6 +136,44 @@ def finalize(result: dict[str, Any], environment: dict[str, Any]) -> dict[str, A
     return ordered
 
 
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM turned into the same clean stop as Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a sweep runs, SIGTERM (CI cancellation) stops it like Ctrl-C: children killed, results kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise _Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _inline_env(case: Case):
+    """``--isolation inline``: set the visible-devices variable for this case only, then restore."""
+    env = child_env(case)
+    changes = {k: v for k, v in env.items() if k != "PYTHONPATH" and os.environ.get(k) != v}
+    saved = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_plan(
     cases: list[Case],
     out_dir: Path,
@@ -110,29 +183,37 @@ def run_plan(
     on_start: Callable[[int, int, Case], None] | None = None,
     on_result: Callable[[int, int, Case, dict[str, Any], Path | None], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every case (skipping those already in ``out_dir`` when resuming); return the results."""
+    """Run every case and write each result as soon as it ends; return one result per case.
+
+    With ``resume``, a case whose id already has a readable result in ``out_dir`` is not run again;
+    its earlier result is returned (with ``_resumed: True``) so the summary and the exit status
+    cover the whole sweep. A KeyboardInterrupt (or SIGTERM) propagates after the running child is
+    killed; every result written so far stays on disk and the interrupted case has no file.
+    """
     environment = capture_environment()
-    done = completed_ids(out_dir) if resume else set()
+    done = completed_results(out_dir) if resume else {}
     results: list[dict[str, Any]] = []
-    for i, case in enumerate(cases, 1):
-        if case.id in done:
+    with _sigterm_as_interrupt():
+        for i, case in enumerate(cases, 1):
+            if case.id in done:
+                earlier = dict(done[case.id], _resumed=True)
+                results.append(earlier)
+                if on_result:
+                    on_result(i, len(cases), case, {"status": "skipped", "earlier": earlier}, None)
+                continue
+            if on_start:
+                on_start(i, len(cases), case)
+            if isolation == "inline":
+                with _inline_env(case):
+                    raw = execute_case(case)
+            else:
+                raw = run_in_child(case)
+            result = finalize(raw, environment)
+            path = write_result(out_dir, result)
+            result["_path"] = str(path)
+            results.append(result)
             if on_result:
-                on_result(i, len(cases), case, {"status": "skipped"}, None)
-            continue
-        if on_start:
-            on_start(i, len(cases), case)
-        if isolation == "inline":
-            if case.backend_options.get("device_ids"):
-                os.environ.update({k: v for k, v in child_env(case).items() if k != "PYTHONPATH"})
-            raw = execute_case(case)
-        else:
-            raw = run_in_child(case)
-        result = finalize(raw, environment)
-        path = write_result(out_dir, result)
-        result["_path"] = str(path)
-        results.append(result)
-        if on_result:
-            on_result(i, len(cases), case, result, path)
+                on_result(i, len(cases), case, result, path)
     return results
 
 

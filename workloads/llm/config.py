@@ -13,10 +13,14 @@ import functools
 import json
 import math
 import pathlib
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Mapping
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = ["ModelConfig", "catalog", "catalog_entries", "resolve", "SUPPORTED_MODEL_TYPES"]
 

@@ -9,6 +9,7 @@ fused layout. Nothing is unpickled.
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import re
 
@@ -21,6 +22,7 @@ __all__ = ["build_model", "load_model", "DUMMY_STD"]
 
 #: Standard deviation of dummy weights (Hugging Face's ``initializer_range`` default).
 DUMMY_STD = 0.02
+_DUMMY_BOUND = DUMMY_STD * math.sqrt(3.0)
 #: Rows of the default rope table built at load time (``setup_caches`` resizes it).
 _ROPE_ROWS = 4096
 
@@ -87,7 +89,9 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
 
 
 def _init_dummy(model: Transformer, seed: int) -> None:
-    """Normal(0, DUMMY_STD) for matrices, embeddings and biases; ones for norm weights.
+    """Uniform(-a, a) with standard deviation DUMMY_STD (a = sqrt(3) * DUMMY_STD) for matrices,
+    embeddings and biases; ones for norm weights. Uniform rather than normal because it fills
+    about 4x faster on a CPU (vLLM's dummy loader is uniform too); greedy decoding stays finite.
 
     Deterministic for a given (seed, device type, dtype). Parameters are visited in
     ``named_parameters`` order, which deduplicates a tied head.
@@ -100,9 +104,9 @@ def _init_dummy(model: Transformer, seed: int) -> None:
         if gen is None:
             gen = _generator(p.device, seed)
         if gen.device.type == p.device.type:
-            p.normal_(0.0, DUMMY_STD, generator=gen)
+            p.uniform_(-_DUMMY_BOUND, _DUMMY_BOUND, generator=gen)
         else:
-            p.copy_(torch.empty(p.shape, dtype=p.dtype).normal_(0.0, DUMMY_STD, generator=gen))
+            p.copy_(torch.empty(p.shape, dtype=p.dtype).uniform_(-_DUMMY_BOUND, _DUMMY_BOUND, generator=gen))
 
 
 # ---------------------------------------------------------------------- safetensors

@@ -8,7 +8,7 @@ Two forward modes:
 
 * ``input_pos`` given (after :meth:`Transformer.setup_caches`): k/v for positions ``input_pos`` are
   written into a preallocated static cache with ``index_copy_`` and every query attends over the
-  whole cache under the mask ``key_position <= query_position``. Shapes never depend on the
+  whole cache (``max_seq`` positions, as gpt-fast) under the mask ``key_position <= query_position``. Shapes never depend on the
   context length, nothing reads a tensor value on the host, so the step can be compiled or
   captured in a device graph.
 * ``input_pos`` None: plain causal attention over the given tokens, no cache (parity tests).
@@ -76,11 +76,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        # As transformers' LlamaRMSNorm: normalise in fp32, scale in the input dtype.
-        dtype = x.dtype
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h.to(dtype)
+        # One fused op (statistics in fp32 for reduced-precision inputs); equals transformers'
+        # LlamaRMSNorm to fp32 rounding.
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
 class Attention(nn.Module):
@@ -114,7 +112,8 @@ class Attention(nn.Module):
             k_cache.index_copy_(2, input_pos, k)
             v_cache.index_copy_(2, input_pos, v)
             y = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask, enable_gqa=gqa)
-            y = y.to(x.dtype)
+            if y.dtype != x.dtype:
+                y = y.to(x.dtype)
         return self.wo(y.transpose(1, 2).reshape(B, T, nh * hd))
 
 
@@ -159,6 +158,8 @@ class Transformer(nn.Module):
         self.register_buffer("rope_cos", None, persistent=False)
         self.register_buffer("rope_sin", None, persistent=False)
         self.register_buffer("kv_positions", None, persistent=False)
+        self.register_buffer("mask_zero", None, persistent=False)
+        self.register_buffer("mask_neg_inf", None, persistent=False)
         self.max_batch = 0
         self.max_seq = 0
 
@@ -190,6 +191,8 @@ class Transformer(nn.Module):
             layer.attention.v_cache = torch.zeros(shape, dtype=dtype, device=device)
         self.setup_rope(max_seq, dtype=ref.dtype, device=device)
         self.kv_positions = torch.arange(max_seq, device=device)
+        self.mask_zero = torch.zeros((), dtype=dtype, device=device)
+        self.mask_neg_inf = torch.full((), float("-inf"), dtype=dtype, device=device)
         self.max_batch, self.max_seq = max_batch, max_seq
 
     def kv_cache_bytes(self) -> int:
@@ -207,13 +210,16 @@ class Transformer(nn.Module):
         T = input_ids.shape[1]
         if input_pos is None:
             if self.rope_cos is None or self.rope_cos.shape[0] < T or self.rope_cos.device != x.device:
-                self.setup_rope(max(T, self.rope_cos.shape[0] if self.rope_cos is not None else 0), device=x.device)
+                self.setup_rope(max(T, self.max_seq), device=x.device)  # shape check only, no sync
             cos, sin, mask = self.rope_cos[:T], self.rope_sin[:T], None
         else:
             if self.kv_positions is None:
                 raise RuntimeError("forward with input_pos needs setup_caches() first")
             cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]
-            mask = (self.kv_positions <= input_pos.unsqueeze(-1)).view(1, 1, T, -1)  # [1, 1, T, max_seq]
+            # Additive mask [1, 1, T, max_seq]: 0 where key position <= query position, else -inf.
+            # Built once per forward (one fused op under compile) and shared by all layers.
+            visible = self.kv_positions <= input_pos.unsqueeze(-1)
+            mask = torch.where(visible, self.mask_zero, self.mask_neg_inf).view(1, 1, T, -1)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # [T, 1, hd]: broadcast over heads
         for layer in self.layers:
             x = layer(x, cos, sin, input_pos, mask)
