@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# An installed but broken vendor plugin (torch_npu, torch_musa) must not break `import torch` for
+# every backend: vendor backends import their package explicitly (research/vendor-apis.md section 0).
+os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
+
 import json
 import sys
 from pathlib import Path

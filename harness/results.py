@@ -19,6 +19,15 @@ STATUSES = ("ok", "failed", "oom", "timeout", "crashed", "unavailable")
 REQUIRED = ("schema", "id", "status", "backend", "workload", "measure")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def utc_now() -> str:
     """RFC 3339 UTC timestamp with seconds."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -93,6 +102,8 @@ def write_result(folder: str | Path, result: dict[str, Any]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "wb") as fh:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
