@@ -151,7 +151,7 @@ class VendorTorchBackend(TorchDeviceBackend):
             if torch.version.cuda:
                 return (f"{label} refuses this torch: {first} torch {torch.__version__} is a CUDA build "
                         f"(torch.version.cuda={torch.version.cuda}); install the CPU wheel: pip install "
-                        f"torch=={base_version(torch.__version__)} --index-url https://download.pytorch.org/whl/cpu")
+                        f"torch=={base_version(torch.__version__)} from the PyTorch CPU wheel index")
             return (f"{label} refuses to load: {first} Another package already registered a device with torch; "
                     f"set TORCH_DEVICE_BACKEND_AUTOLOAD=0 and run {pkg} in its own environment")
         required = self.required_torch(version, message)

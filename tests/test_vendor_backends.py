@@ -149,7 +149,7 @@ def test_torch_npu_refuses_a_cuda_build_of_torch(fakes, monkeypatch):
     reason = AscendBackend().probe().reason
     assert reason.startswith("torch_npu 2.13.0 refuses this torch: Two accelerators cannot be used at the same time")
     assert "is a CUDA build (torch.version.cuda=12.4)" in reason
-    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in reason
+    assert "pip install torch==2.13.0 from the PyTorch CPU wheel index" in reason
     assert "[ERROR]" not in reason
 
 
