@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from harness.errors import UsageError
 from harness.report import PRIMARY, fmt_num, render_rows
-from harness.results import load_results
+from harness.results import json_safe, load_results
 
 #: Multiple of the combined CV a change must exceed (with non-overlapping CIs) to be outside the noise.
 NOISE_K = 1.0
@@ -50,7 +50,7 @@ ENV_FIELDS = (
     ("harness commit", ("harness", "commit")),
 )
 MEASURE_FIELDS = ("warmup", "repetitions", "min_duration_s", "tier")
-DISPLAY_COLUMNS = ("backend", "device", "workload", "metric", "baseline", "current", "change", "noise", "verdict", "notes")
+DISPLAY_COLUMNS = ("backend", "device", "workload", "metric", "better", "baseline", "current", "change", "noise", "verdict", "notes")
 DATA_COLUMNS = (
     "backend", "device", "workload", "metric", "unit", "lower_is_better",
     "baseline_median", "baseline_ci_low", "baseline_ci_high", "baseline_cv", "baseline_n",
@@ -244,6 +244,8 @@ def compare_results(
             "current_cv": cm.get("cv"), "current_n": cm.get("n"),
             "change_pct": change, "worse_pct": worse, "noise": noise, "verdict": verdict, "regression": regression,
             "notes": "; ".join(notes),
+            "_invalid": [side for side, r in (("baseline", base), ("current", cur))
+                         if not (r.get("validity") or {}).get("valid", True)],
         })
     if metric and pairs and not comp.rows:
         raise UsageError(f"metric '{metric}' is in none of the {len(pairs)} matched case(s)")
@@ -258,9 +260,9 @@ def _display(row: dict[str, Any]) -> dict[str, Any]:
         return (f"{fmt_num(row[f'{side}_median'])} [{fmt_num(row[f'{side}_ci_low'])}, "
                 f"{fmt_num(row[f'{side}_ci_high'])}] {row['unit']}").strip()
 
-    arrow = "lower is better" if row["lower_is_better"] else "higher is better"
-    return dict(row, metric=f"{row['metric']} ({arrow})", baseline=cell("baseline"), current=cell("current"),
-                change=f"{row['change_pct']:+.1f}%")
+    return dict(row, better="lower" if row["lower_is_better"] else "higher", baseline=cell("baseline"),
+                current=cell("current"), change=f"{row['change_pct']:+.1f}%",
+                notes=", ".join(f"{side} invalid" for side in row["_invalid"]))
 
 
 def messages(comp: Comparison) -> list[str]:
@@ -295,14 +297,15 @@ def render(comp: Comparison, fmt: str) -> tuple[str, list[str]]:
             "warnings": comp.warnings,
             "noise_rule": f"CIs of the medians do not overlap and |change| > {NOISE_K:g} x sqrt(CV_b^2 + CV_c^2)",
         }
-        return json.dumps(data, indent=1), []
+        return json.dumps(json_safe(data), indent=1, allow_nan=False), []
     if fmt == "csv":
         return render_rows(comp.rows, DATA_COLUMNS, "csv"), msgs
     rows = [_display(r) for r in comp.rows]
+    columns = DISPLAY_COLUMNS if any(r["notes"] for r in rows) else DISPLAY_COLUMNS[:-1]
     if fmt == "md":
-        text = render_rows(rows, DISPLAY_COLUMNS, "md") if rows else "_no matched cases_"
+        text = render_rows(rows, columns, "md") if rows else "_no matched cases_"
         return text + ("\n\n" + "\n".join(f"- {m}" for m in msgs) if msgs else ""), []
-    text = render_rows(rows, DISPLAY_COLUMNS, "table", title="accelbench compare (current vs baseline)") if rows else "no matched cases"
+    text = render_rows(rows, columns, "table", title="accelbench compare (current vs baseline)") if rows else "no matched cases"
     return text.rstrip("\n") + ("\n\n" + "\n".join(msgs) if msgs else ""), []
 
 

@@ -2,8 +2,9 @@
 
 Statuses: ok, failed (exception kept), oom, crashed (child died: signal or exit code kept),
 timeout (the child's process group is killed), unavailable (the probe's reason). The sweep always
-goes on. Ctrl-C kills the running child, keeps every finished result and writes nothing for the
-interrupted case, so ``--resume`` runs it again.
+goes on. Ctrl-C (and SIGTERM) kills the running child, keeps every finished result (one being
+written when the signal arrives is completed first) and writes nothing for the interrupted case,
+so ``--resume`` runs it again.
 """
 
 from __future__ import annotations
@@ -158,6 +159,31 @@ def _sigterm_as_interrupt():
 
 
 @contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold Ctrl-C/SIGTERM while a finished case's result is written, then stop: it is never lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Leave alone a signal that is ignored or whose handler was not installed from Python.
+    previous = {sig: old for sig, old in previous.items() if old is not None and old is not signal.SIG_IGN}
+
+    def hold(signum, frame):  # noqa: ARG001
+        pending.append(signum)
+
+    for sig in previous:
+        signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if pending:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def _inline_env(case: Case):
     """``--isolation inline``: set the visible-devices variable for this case only, then restore."""
     env = child_env(case)
@@ -208,8 +234,9 @@ def run_plan(
                     raw = execute_case(case)
             else:
                 raw = run_in_child(case)
-            result = finalize(raw, environment)
-            path = write_result(out_dir, result)
+            with _interrupts_deferred():
+                result = finalize(raw, environment)
+                path = write_result(out_dir, result)
             result["_path"] = str(path)
             results.append(result)
             if on_result:
