@@ -97,8 +97,20 @@ class _Case:
 def _row(case: _Case, metric: str, measured: float | None, reference: float | None, unit: str | None,
          verdict: str, source: str | None) -> dict[str, Any]:
     ratio = measured / reference if measured is not None and reference else None
-    return {"device": case.device, "workload": case.kind, "metric": metric, "measured": measured,
+    return {"device": case.device, "workload": workload_label(case.kind, case.params), "metric": metric, "measured": measured,
             "reference": reference, "unit": unit, "ratio": ratio, "verdict": verdict, "source": source}
+
+
+def workload_label(kind: str, params: dict) -> str:
+    """Short case label: 'llm tiny float32 B=1 P=64 G=32', 'gemm bfloat16 N=8192', 'membw 1024 MiB'."""
+    if kind == "llm":
+        return (f"llm {params.get('model')} {params.get('dtype')} B={params.get('batch')} "
+                f"P={params.get('prompt_len')} G={params.get('gen_len')}")
+    if kind == "gemm":
+        return f"gemm {params.get('dtype')} N={params.get('size')}"
+    if kind == "membw":
+        return f"membw {params.get('size_mb')} MiB"
+    return kind
 
 
 def _label(result: dict, index: int) -> str:

@@ -174,3 +174,14 @@ def test_same_case_run_twice_without_resume_gives_two_files(faults, tmp_path):
     run_plan([_case("fault-raise")], tmp_path, isolation="inline")
     results, _ = load_results([tmp_path])
     assert len(results) == 2 and len({r["id"] for r in results}) == 1
+
+
+def test_outside_plugin_is_listed_by_backends(cli):
+    """A distribution that only declares entry points appears in `accelbench backends`, with no other step."""
+    proc = cli("backends", "--format", "json", env={"PYTHONPATH": plugin_env()["PYTHONPATH"]})
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["fault-good"]["available"] is True
+    assert rows["fault-unavailable"]["available"] is False
+    assert rows["fault-unavailable"]["reason"] == "fault-unavailable: no fault device (FAULT_VISIBLE_DEVICES=None)"
+    assert {"cpu", "cuda", "ascend", "cambricon", "musa", "onnxruntime"} <= set(rows)

@@ -87,7 +87,7 @@ def test_ascend_910b3_gemm_and_membw(refs, devices):
     ]
     assert rows[1]["source"].startswith("analyst: ")
     assert rows[2]["source"].endswith("[sparsity unspecified]")
-    assert [r["workload"] for r in rows] == ["gemm"] * 4 + ["membw"] * 5
+    assert [r["workload"].split()[0] for r in rows] == ["gemm"] * 4 + ["membw"] * 5
 
 
 def test_mlu370_x8_llm_roofline_and_measured_membw(refs, devices):
@@ -99,11 +99,11 @@ def test_mlu370_x8_llm_roofline_and_measured_membw(refs, devices):
                                          "decode_tok_s": (25.0, "tok/s")}),
     ]
     rows = score_results(results, refs, devices)
-    gemm_rows = [r for r in rows if r["workload"] == "gemm"]
+    gemm_rows = [r for r in rows if r["workload"].startswith("gemm ")]
     assert table(gemm_rows) == [(96.0, 80.0 / 96.0, "83% of dense peak"),
                                 (96.0, 80.0 / 96.0, "below"), (96.0, 80.0 / 96.0, "below")]
     assert {r["source"].split(":")[0] for r in gemm_rows[1:]} == {"seed", "vendor"}
-    llm = [r for r in rows if r["workload"] == "llm"]
+    llm = [r for r in rows if r["workload"].startswith("llm ")]
     assert [(r["metric"], r["reference"], r["ratio"], r["verdict"], r["source"]) for r in llm] == [
         ("decode_gbps", 614.4, 400.0 / 614.4, "65% of rated", "devices.toml MLU370-X8: rated bandwidth"),
         ("decode_gbps", 500.0, 400.0 / 500.0, "80% of measured membw", "measured: mlu-membw-1"),
@@ -204,7 +204,7 @@ def test_unknown_device_and_failed_results(refs, devices):
     results = [gemm("Intel(R) Xeon(R) Processor", "float32", 1.5),
                gemm("NVIDIA H200", "bfloat16", 1.0, status="failed")]
     rows = score_results(results, refs, devices, warnings=warnings)
-    assert rows == [{"device": "Intel(R) Xeon(R) Processor", "workload": "gemm", "metric": "tflops",
+    assert rows == [{"device": "Intel(R) Xeon(R) Processor", "workload": "gemm float32 N=8192", "metric": "tflops",
                      "measured": 1.5, "reference": None, "unit": "TFLOPS", "ratio": None,
                      "verdict": "unknown device", "source": None}]
     assert warnings == ["unknown device 'Intel(R) Xeon(R) Processor': add it to configs/devices.toml",
