@@ -51,48 +51,60 @@ def render_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str
     return console.export_text()
 
 
-KEY_METRICS = {
-    "llm": ("decode_tok_s", "prefill_tok_s", "ttft_ms", "tpot_ms"),
-    "gemm": ("tflops",),
-    "membw": ("gbps",),
-}
 PRIMARY = {"llm": "decode_tok_s", "gemm": "tflops", "membw": "gbps"}
 
 
+def workload_label(kind: str, params: dict[str, Any]) -> str:
+    """Short case label: 'llm tiny float32 B=1 P=64 G=32', 'gemm bfloat16 N=8192', 'membw 1024 MiB'."""
+    if kind == "llm":
+        return (f"llm {params.get('model')} {params.get('dtype')} B={params.get('batch')} "
+                f"P={params.get('prompt_len')} G={params.get('gen_len')}")
+    if kind == "gemm":
+        return f"gemm {params.get('dtype')} N={params.get('size')}"
+    if kind == "membw":
+        return f"membw {params.get('size_mb')} MiB"
+    return " ".join([kind, *(f"{k}={v}" for k, v in params.items())])
+
+
+def _median_ci(m: dict[str, Any]) -> str:
+    return f"{fmt_num(m['median'])} [{fmt_num(m['ci95'][0])}, {fmt_num(m['ci95'][1])}] {m['unit']}"
+
+
+def validity_mark(r: dict[str, Any]) -> str:
+    """yes / yes (smoke, N warning(s)) / UNSTABLE ... / INVALID ... / - (not ok)."""
+    validity = r.get("validity") or {}
+    if r["status"] != "ok":
+        return "-"
+    if validity.get("valid"):
+        notes = ["smoke"] if r["measure"].get("tier") == "smoke" else []
+        if validity.get("warnings"):
+            notes.append(f"{len(validity['warnings'])} warning(s)")
+        return "yes" + (f" ({', '.join(notes)})" if notes else "")
+    unstable = any("unstable" in x for x in validity.get("reasons", []))
+    return ("UNSTABLE " if unstable else "INVALID ") + "; ".join(validity.get("reasons", []))[:80]
+
+
 def summary_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per result: case, status, key metric medians with CI, CV and validity mark."""
+    """One row per result: case, status, primary metric median with its CI, latencies, CV, validity."""
     rows = []
     for r in results:
         kind = r["workload"]["kind"]
-        params = " ".join(f"{k}={v}" for k, v in r["workload"].get("params", {}).items())
-        row: dict[str, Any] = {
-            "backend": r["backend"]["name"],
-            "device": r["backend"].get("device_name") or "-",
-            "workload": f"{kind} {params}",
-            "status": r["status"],
-        }
         metrics = r.get("metrics") or {}
-        parts = []
-        for name in KEY_METRICS.get(kind, tuple(metrics)[:3]):
-            m = metrics.get(name)
-            if m:
-                parts.append(f"{name} {fmt_num(m['median'])} [{fmt_num(m['ci95'][0])}, {fmt_num(m['ci95'][1])}] {m['unit']}")
-        primary = metrics.get(PRIMARY.get(kind, ""))
-        row["result (median [95% CI])"] = "; ".join(parts) if parts else (r.get("error") or {}).get("message", "")[:120]
-        row["cv"] = f"{primary['cv']:.1%}" if primary else "-"
-        validity = r.get("validity") or {}
-        if r["status"] != "ok":
-            row["valid"] = "-"
-        elif validity.get("valid"):
-            notes = ["smoke"] if r["measure"].get("tier") == "smoke" else []
-            if validity.get("warnings"):
-                notes.append(f"{len(validity['warnings'])} warning(s)")
-            row["valid"] = "yes" + (f" ({', '.join(notes)})" if notes else "")
-        else:
-            unstable = any("unstable" in x for x in validity.get("reasons", []))
-            row["valid"] = ("UNSTABLE " if unstable else "INVALID ") + "; ".join(validity.get("reasons", []))[:80]
-        rows.append(row)
+        primary_name = PRIMARY.get(kind) or next(iter(metrics), "")
+        primary = metrics.get(primary_name)
+        latency = ", ".join(f"{n[:-3]} {fmt_num(metrics[n]['median'])} ms" for n in ("ttft_ms", "tpot_ms") if n in metrics)
+        error = (r.get("error") or {}).get("message", "")
+        rows.append({
+            "backend": r["backend"]["name"],
+            "device": (r["backend"].get("device_name") or "-")[:28],
+            "case": workload_label(kind, r["workload"].get("params", {})),
+            "status": r["status"],
+            "median [95% CI]": f"{primary_name} {_median_ci(primary)}" if primary else error[:100],
+            "latency": latency,
+            "cv": f"{primary['cv']:.1%}" if primary else "-",
+            "valid": validity_mark(r),
+        })
     return rows
 
 
-SUMMARY_COLUMNS = ("backend", "device", "workload", "status", "result (median [95% CI])", "cv", "valid")
+SUMMARY_COLUMNS = ("backend", "device", "case", "status", "median [95% CI]", "latency", "cv", "valid")

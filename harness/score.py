@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.report import workload_label
 from harness.devices import DeviceEntry, DeviceTable
 from harness.errors import UsageError
 from harness.references import parse_tags
@@ -99,18 +100,6 @@ def _row(case: _Case, metric: str, measured: float | None, reference: float | No
     ratio = measured / reference if measured is not None and reference else None
     return {"device": case.device, "workload": workload_label(case.kind, case.params), "metric": metric, "measured": measured,
             "reference": reference, "unit": unit, "ratio": ratio, "verdict": verdict, "source": source}
-
-
-def workload_label(kind: str, params: dict) -> str:
-    """Short case label: 'llm tiny float32 B=1 P=64 G=32', 'gemm bfloat16 N=8192', 'membw 1024 MiB'."""
-    if kind == "llm":
-        return (f"llm {params.get('model')} {params.get('dtype')} B={params.get('batch')} "
-                f"P={params.get('prompt_len')} G={params.get('gen_len')}")
-    if kind == "gemm":
-        return f"gemm {params.get('dtype')} N={params.get('size')}"
-    if kind == "membw":
-        return f"membw {params.get('size_mb')} MiB"
-    return kind
 
 
 def _label(result: dict, index: int) -> str:
