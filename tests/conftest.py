@@ -26,3 +26,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="module")
+def refs():
+    """The packaged reference figures (configs/references.csv)."""
+    from harness.references import load_references
+
+    return load_references()
+
+
+@pytest.fixture(scope="module")
+def devices():
+    """The packaged device table (configs/devices.toml)."""
+    from harness.devices import load_devices
+
+    return load_devices()

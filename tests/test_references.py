@@ -12,16 +12,6 @@ HEADER = ",".join(COLUMNS)
 GOOD = "NVIDIA H200 SXM,NVIDIA,mem_bandwidth_gbps,4800,GB/s,,,,https://example.com/h200,vendor,"
 
 
-@pytest.fixture(scope="module")
-def refs():
-    return load_references()
-
-
-@pytest.fixture(scope="module")
-def devices():
-    return load_devices()
-
-
 # ---- packaged references.csv ---------------------------------------------------------------
 
 def test_packaged_references_load(refs):

@@ -10,20 +10,9 @@ import pytest
 
 from harness.devices import load_devices
 from harness.errors import UsageError
-from harness.references import load_references
 from harness.score import ROW_KEYS, SMOKE, render_score, score_results
 
 LLM = {"model": "llama-3.1-8b", "dtype": "bfloat16", "batch": 1, "prompt_len": 128, "gen_len": 128}
-
-
-@pytest.fixture(scope="module")
-def refs():
-    return load_references()
-
-
-@pytest.fixture(scope="module")
-def devices():
-    return load_devices()
 
 
 def result(device: str, kind: str, params: dict, metrics: dict, tier: str = "full", rid: str | None = None,

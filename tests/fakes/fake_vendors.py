@@ -136,7 +136,7 @@ class _Distribution(importlib.metadata.Distribution):
 
     def read_text(self, filename: str) -> str | None:
         if filename == "METADATA":
-            lines = [f"Metadata-Version: 2.1", f"Name: {self._spec.package}", f"Version: {self._spec.version}"]
+            lines = ["Metadata-Version: 2.1", f"Name: {self._spec.package}", f"Version: {self._spec.version}"]
             return "\n".join(lines + [f"Requires-Dist: {r}" for r in self._spec.requires]) + "\n"
         return None
 
