@@ -13,8 +13,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
+
+try:  # typer >= 0.20 vendors its own copy of click; older typer depends on click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer
+    from click import exceptions as click_exceptions
 
 from harness.errors import UsageError
 from harness.report import FORMATS, SUMMARY_COLUMNS, render_rows, summary_rows
@@ -270,26 +274,14 @@ def _default_suite() -> Path:
     return default_suite_path()
 
 
-def _click_errors() -> tuple[type[BaseException], ...]:
-    """Click's exception classes: typer >= 0.20 vendors its own copy of click."""
-    errors: list[type[BaseException]] = [click.ClickException]
-    try:
-        from typer._click.exceptions import ClickException as TyperClickException
-
-        errors.append(TyperClickException)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
 def main() -> None:
     """Console-script entry point: one clear line and exit 2 for usage errors, never a traceback."""
-    aborts = tuple({click.exceptions.Abort, getattr(typer, "Abort", click.exceptions.Abort)})
-    exits = tuple({click.exceptions.Exit, getattr(typer, "Exit", click.exceptions.Exit)})
+    aborts = tuple({typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
+    exits = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
     try:
         code = app(standalone_mode=False)
     except UsageError as exc:
@@ -300,7 +292,7 @@ def main() -> None:
     except aborts:
         note("interrupted")
         sys.exit(130)
-    except _click_errors() as exc:  # bad option values, unknown options
+    except click_exceptions.ClickException as exc:  # bad option values, unknown options
         note(f"error: {_one_line(exc.format_message())}")
         sys.exit(2)
     except KeyboardInterrupt:
