@@ -236,7 +236,8 @@ def test_summary_marks_invalid_unstable_smoke_and_failed():
         "-",
     ]
     assert rows[0]["cv"] == "10.0%"
-    assert rows[4]["result (median [95% CI])"] == "boom"
+    assert rows[0]["median [95% CI]"] == "decode_tok_s 100 [90.00, 110] tok/s"
+    assert rows[4]["median [95% CI]"] == "boom"
 
 
 def test_json_safe_replaces_non_finite_values():
