@@ -1,15 +1,16 @@
 """Build a :class:`~workloads.llm.model.Transformer` on a device, with random or real weights.
 
 The module is created on the ``meta`` device (no memory), materialised directly on the target
-device with ``to_empty``, then either filled with seeded random ("dummy") weights, as vLLM's
+device with uninitialised storage, then either filled with seeded random ("dummy") weights, as vLLM's
 ``--load-format dummy``, or loaded tensor by tensor from a Hugging Face safetensors folder into the
-fused layout. Nothing is unpickled.
+fused layout (read straight into the parameters, one tensor at a time). Nothing is unpickled.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 import re
 
@@ -58,10 +59,7 @@ def build_model(
     device = torch.device(device)
     with torch.device("meta"):
         model = Transformer(config)
-    model = model.to(dtype=dtype)
-    model.to_empty(device=device)
-    model.tie_weights()  # to_empty replaces each module's parameters separately
-    model.requires_grad_(False)
+    _materialise(model, dtype, device)
     with torch.no_grad():
         if folder is None:
             _init_dummy(model, seed)
@@ -76,6 +74,22 @@ def load_model(source: str, *, dtype: torch.dtype | str = torch.float32, device:
     Hugging Face folder (config.json + safetensors)."""
     config, folder = resolve(source)
     return build_model(config, dtype=dtype, device=device, folder=folder)
+
+
+def _materialise(model: Transformer, dtype: torch.dtype, device: torch.device) -> None:
+    """Give every meta parameter uninitialised storage of ``dtype`` on ``device`` (no gradients).
+
+    Like ``model.to(dtype).to_empty(device)``, but a tied head keeps sharing the embedding
+    (``to_empty`` allocates it twice), and ``torch.empty`` with a shape does not go through
+    torch's Python reference ops for meta tensors, whose first use imports sympy (~1 s and
+    ~70 MB in every case's process).
+    """
+    new: dict[int, torch.nn.Parameter] = {}
+    for module in model.modules():
+        for name, p in list(module.named_parameters(recurse=False)):
+            if id(p) not in new:
+                new[id(p)] = torch.nn.Parameter(torch.empty(p.shape, dtype=dtype, device=device), requires_grad=False)
+            setattr(module, name, new[id(p)])
 
 
 # ---------------------------------------------------------------------- dummy weights
@@ -160,38 +174,77 @@ def _shard_files(folder: pathlib.Path) -> list[pathlib.Path]:
     return files
 
 
-def _load_safetensors(model: Transformer, folder: pathlib.Path) -> None:
-    from safetensors import SafetensorError, safe_open
+#: safetensors dtype codes of floating-point checkpoints -> torch dtypes.
+_ST_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
 
+
+def _safetensors_header(fh) -> tuple[int, dict]:
+    """``(offset of the data section, {name: {dtype, shape, data_offsets}})`` of an open
+    safetensors file: an 8-byte little-endian header length, a JSON header, the raw data."""
+    size = os.fstat(fh.fileno()).st_size
+    n = int.from_bytes(fh.read(8), "little")
+    if not 0 < n <= size - 8:
+        raise ValueError("not a safetensors file (bad header length)")
+    header = json.loads(fh.read(n))
+    header.pop("__metadata__", None)
+    base = 8 + n
+    for name, entry in header.items():
+        if entry["dtype"] not in _ST_DTYPES:
+            raise ValueError(f"tensor {name} has unsupported dtype {entry['dtype']}")
+        start, end = entry["data_offsets"]
+        if end - start != math.prod(entry["shape"]) * _ST_DTYPES[entry["dtype"]].itemsize or base + end > size:
+            raise ValueError(f"tensor {name} has inconsistent data_offsets")
+    return base, header
+
+
+def _read_into(fh, base: int, entry: dict, dest: torch.Tensor) -> None:
+    """Read one tensor's bytes straight into ``dest``, or into a temporary converted by ``copy_``
+    when the dtype or device differs. Plain reads, not a memory map: mapped file pages count in
+    the process's resident memory, which would hold the checkpoint a second time while loading."""
+    dtype = _ST_DTYPES[entry["dtype"]]
+    start, end = entry["data_offsets"]
+    direct = dest.device.type == "cpu" and dest.dtype == dtype and dest.is_contiguous()
+    buf = dest if direct else torch.empty(dest.shape, dtype=dtype)
+    fh.seek(base + start)
+    if fh.readinto(buf.view(-1).view(torch.uint8).numpy()) != end - start:
+        raise ValueError("file is truncated")
+    if not direct:
+        dest.copy_(buf)
+
+
+def _load_safetensors(model: Transformer, folder: pathlib.Path) -> None:
     targets = _targets(model)
     tied = model.config.tie_word_embeddings
     loaded: set[str] = set()
     for path in _shard_files(folder):
         try:
-            with safe_open(str(path), framework="pt", device="cpu") as f:
-                for name in f.keys():
-                    if name in loaded:
-                        raise ValueError(f"model folder '{folder}': tensor {name} appears in more than one shard")
-                    if name not in targets:
-                        if _IGNORED.match(name) or (tied and name == "lm_head.weight"):
-                            continue
-                        raise ValueError(
-                            f"model folder '{folder}': unexpected tensor {name} in {path.name} "
-                            f"(not a {model.config.model_type} decoder checkpoint?)"
-                        )
-                    param, rows = targets[name]
-                    dest = param if rows is None else param[rows]
-                    tensor = f.get_tensor(name)  # one tensor in host memory at a time
-                    if tuple(tensor.shape) != tuple(dest.shape):
-                        raise ValueError(
-                            f"model folder '{folder}': tensor {name} has shape {tuple(tensor.shape)}, "
-                            f"config.json implies {tuple(dest.shape)}"
-                        )
-                    dest.copy_(tensor)
-                    loaded.add(name)
-                    del tensor
-        except SafetensorError as e:
+            fh = open(path, "rb")
+            base, header = _safetensors_header(fh)
+        except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"model folder '{folder}': cannot read {path.name} ({e})") from None
+        with fh:
+            for name, entry in header.items():
+                if name in loaded:
+                    raise ValueError(f"model folder '{folder}': tensor {name} appears in more than one shard")
+                if name not in targets:
+                    if _IGNORED.match(name) or (tied and name == "lm_head.weight"):
+                        continue
+                    raise ValueError(
+                        f"model folder '{folder}': unexpected tensor {name} in {path.name} "
+                        f"(not a {model.config.model_type} decoder checkpoint?)"
+                    )
+                param, rows = targets[name]
+                dest = param if rows is None else param[rows]
+                if tuple(entry["shape"]) != tuple(dest.shape):
+                    raise ValueError(
+                        f"model folder '{folder}': tensor {name} has shape {tuple(entry['shape'])}, "
+                        f"config.json implies {tuple(dest.shape)}"
+                    )
+                try:
+                    _read_into(fh, base, entry, dest)
+                except (OSError, ValueError) as e:
+                    raise ValueError(f"model folder '{folder}': cannot read {name} from {path.name} ({e})") from None
+                loaded.add(name)
     missing = [n for n in targets if n not in loaded]
     if missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""

@@ -17,6 +17,7 @@ Two forward modes:
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -69,22 +70,47 @@ def _apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + rotated * sin
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` that computes a single row on the CPU as a matrix-vector product.
+def _gemv(weight: Tensor, x: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """``weight @ x (+ bias)`` for one row ``x`` [in] -> [out]."""
+    return torch.mv(weight, x) if bias is None else torch.addmv(bias, weight, x)
 
-    Batch-1 decode multiplies one row by every weight matrix. On the CPU ``F.linear`` sends that
-    row through a matrix-matrix kernel (oneDNN's for bf16), which streams bf16 weights at about
-    2/3 of the rate of the gemv kernel behind ``torch.mv``/``addmv``; fp32 runs equally fast
-    either way (benchmarks/README.md). Other devices and shapes, and code under torch.compile
-    (Inductor turns ``mv`` into a slower generic reduction), take ``F.linear``.
+
+# The same as an operator torch.compile keeps opaque: Inductor would lower mv to a generic
+# reduction that streams weights ~25% slower than the library gemv kernel.
+_gemv_op = torch.library.custom_op("accelbench::gemv", _gemv, mutates_args=())
+_gemv_op.register_fake(lambda weight, x, bias: weight.new_empty(weight.shape[0]))
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` that computes a single bf16 row on the CPU as a matrix-vector product.
+
+    Batch-1 decode multiplies one row by every weight matrix. On the CPU ``F.linear`` sends a
+    bf16 row through oneDNN's matrix-matrix kernel, which streams the weights at about 2/3 of the
+    rate of the gemv kernel behind ``torch.mv``. For fp32 both are equally fast and for fp16 mv
+    is slower (benchmarks/README.md), so every other case takes ``F.linear``.
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu" or x.numel() != x.shape[-1] or torch.compiler.is_compiling():
-            return F.linear(x, self.weight, self.bias)
-        row = x.reshape(-1)
-        y = torch.mv(self.weight, row) if self.bias is None else torch.addmv(self.bias, self.weight, row)
-        return y.view(*x.shape[:-1], -1)
+        w = self.weight
+        if w.dtype != torch.bfloat16 or w.device.type != "cpu" or x.numel() != x.shape[-1]:
+            return F.linear(x, w, self.bias)
+        # The custom op only under torch.compile: its eager dispatch costs ~10 us a call.
+        gemv = _gemv_op if torch.compiler.is_compiling() else _gemv
+        return gemv(w, x.reshape(-1), self.bias).view(*x.shape[:-1], -1)
+
+    def reset_parameters(self) -> None:
+        if not self.weight.is_meta:  # see Embedding
+            super().reset_parameters()
+
+
+class Embedding(nn.Embedding):
+    """``nn.Embedding`` that skips initialisation on the meta device: ``build_model`` fills the
+    weights later, and initialising meta tensors runs torch's reference ops, whose first use
+    imports torch._dynamo and sympy (~800 modules, ~75 MB and ~2 s in every case's process)."""
+
+    def reset_parameters(self) -> None:
+        if not self.weight.is_meta:
+            super().reset_parameters()
 
 
 class RMSNorm(nn.Module):
@@ -168,7 +194,7 @@ class Transformer(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.tok_embeddings = Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.output = Linear(config.hidden_size, config.vocab_size, bias=False)
