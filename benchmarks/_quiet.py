@@ -52,3 +52,12 @@ def wait_for_quiet(idle_min: float = 0.9, window_s: float = 1.0, max_wait_s: flo
 
 def median(xs) -> float:
     return float(statistics.median(xs))
+
+
+def add_shape_args(ap) -> None:
+    """The case shape every benchmark takes: --model, --dtype, --batch, --prompt-len, --gen-len."""
+    ap.add_argument("--model", default="qwen2.5-0.5b")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--prompt-len", type=int, default=64)
+    ap.add_argument("--gen-len", type=int, default=32)

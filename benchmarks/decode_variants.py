@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _quiet import median, wait_for_quiet  # noqa: E402
+from _quiet import add_shape_args, median, wait_for_quiet  # noqa: E402
 from vs_transformers import copy_gbps  # noqa: E402
 
 
@@ -49,11 +49,7 @@ def make_before(session) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="qwen2.5-0.5b")
-    ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--prompt-len", type=int, default=64)
-    ap.add_argument("--gen-len", type=int, default=32)
+    add_shape_args(ap)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--variants", default="eager,eager-1-thread,compile,before")
     ap.add_argument("--json")

@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _quiet import median, wait_for_quiet  # noqa: E402
+from _quiet import add_shape_args, median, wait_for_quiet  # noqa: E402
 
 
 def copy_gbps(backend, nbytes: int = 2**30, reps: int = 7) -> tuple[float, float]:
@@ -68,11 +68,7 @@ def hf_model(config, dtype, folder: pathlib.Path, seed: int):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="qwen2.5-0.5b")
-    ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--prompt-len", type=int, default=64)
-    ap.add_argument("--gen-len", type=int, default=32)
+    add_shape_args(ap)
     ap.add_argument("--threads", type=int, default=None, help="default: every usable core")
     ap.add_argument("--rounds", type=int, default=7, help="alternating measurement rounds")
     ap.add_argument("--hf-cache", default="dynamic", help="transformers cache_implementation (dynamic, static)")
