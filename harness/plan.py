@@ -213,7 +213,7 @@ def expand(
                 options[key] = _check_type(f"{where}: case {i + 1}", key, group.pop(key), typ)
         options.update({k: v for k, v in (option_overrides or {}).items() if v not in (None, False)})
         for key, values in overrides.items():
-            if key in workload.params and (key in group or key != "backend"):
+            if key in workload.params:  # "backend" is not a workload parameter
                 group[key] = values
         unknown = set(group) - set(workload.params)
         if unknown:
