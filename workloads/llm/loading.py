@@ -81,8 +81,8 @@ def _materialise(model: Transformer, dtype: torch.dtype, device: torch.device) -
 
     Like ``model.to(dtype).to_empty(device)``, but a tied head keeps sharing the embedding
     (``to_empty`` allocates it twice), and ``torch.empty`` with a shape does not go through
-    torch's Python reference ops for meta tensors, whose first use imports sympy (~1 s and
-    ~70 MB in every case's process).
+    torch's Python reference ops for meta tensors, whose first use imports sympy (see
+    ``model.Embedding``).
     """
     new: dict[int, torch.nn.Parameter] = {}
     for module in model.modules():

@@ -17,7 +17,6 @@ Two forward modes:
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +69,7 @@ def _apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + rotated * sin
 
 
-def _gemv(weight: Tensor, x: Tensor, bias: Optional[Tensor]) -> Tensor:
+def _gemv(weight: Tensor, x: Tensor, bias: Tensor | None) -> Tensor:
     """``weight @ x (+ bias)`` for one row ``x`` [in] -> [out]."""
     return torch.mv(weight, x) if bias is None else torch.addmv(bias, weight, x)
 
@@ -106,7 +105,7 @@ class Linear(nn.Linear):
 class Embedding(nn.Embedding):
     """``nn.Embedding`` that skips initialisation on the meta device: ``build_model`` fills the
     weights later, and initialising meta tensors runs torch's reference ops, whose first use
-    imports torch._dynamo and sympy (~800 modules, ~75 MB and ~2 s in every case's process)."""
+    imports torch._dynamo and sympy (~800 modules, ~70 MB and ~0.4 s in every case's process)."""
 
     def reset_parameters(self) -> None:
         if not self.weight.is_meta:
