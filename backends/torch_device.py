@@ -218,29 +218,31 @@ class TorchDeviceBackend(Backend):
     def energy_meter(self) -> EnergyMeter | None:
         return None
 
-    def compiled(self, fn: Callable) -> Callable:
-        """``fn`` under torch.compile when ``--compile`` was given."""
-        if not self.options.get("compile"):
-            return fn
+    def compile_backend_name(self) -> str:
+        """The torch.compile backend for ``--compile``; UsageError when the device has none."""
         if self.compile_backend is None:
             from harness.errors import UsageError
 
             raise UsageError(f"backend '{self.name}' has no torch.compile backend; run without --compile")
+        return self.compile_backend
+
+    def compiled(self, fn: Callable) -> Callable:
+        """``fn`` under torch.compile when ``--compile`` was given."""
+        if not self.options.get("compile"):
+            return fn
         import torch
 
-        return torch.compile(fn, backend=self.compile_backend, mode=self.compile_mode, fullgraph=True, dynamic=False)
+        step = torch.compile(fn, backend=self.compile_backend_name(), mode=self.compile_mode, fullgraph=True, dynamic=False)
+        # Graph capture (CUDA graphs, npugraph_ex) reuses output buffers: keep each step's ids (as gpt-fast).
+        return lambda *args: step(*args).clone()
 
     def load_llm(self, spec: Any, dtype: str, max_batch: int, max_seq: int) -> LLMSession:
         from harness.dtypes import torch_dtype
 
+        decode_fn = self.compiled(decode_one_token)  # an unusable --compile fails before the build
         device = self.device()
         model = spec.build(device, dtype)
         model.setup_caches(max_batch, max_seq, dtype=torch_dtype(dtype), device=device)
-        decode_fn = self.compiled(decode_one_token)
-        if decode_fn is not decode_one_token and self.compile_mode == "reduce-overhead":
-            # CUDA graphs reuse their output buffers: keep each step's ids (gpt-fast does the same).
-            compiled_step = decode_fn
-            decode_fn = lambda m, ids, pos: compiled_step(m, ids, pos).clone()  # noqa: E731
         model.eval()
         return TorchLLMSession(model, device, decode_fn)
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from backends.base import EnergyMeter, LLMSession, Probe
+from backends.base import EnergyMeter, Probe
 from backends.telemetry import run_tool, smi_energy_meter
 from backends.torch_device import TorchDeviceBackend
 
@@ -284,17 +284,3 @@ class VendorTorchBackend(TorchDeviceBackend):
                 return backend
         raise UsageError(f"--compile on '{self.name}': none of the torch.compile backends {', '.join(candidates)} "
                          f"is registered (torch._dynamo.list_backends()); update {self.vendor_module}")
-
-    def compiled(self, fn: Callable) -> Callable:
-        if not self.options.get("compile"):
-            return fn
-        import torch
-
-        step = torch.compile(fn, backend=self.compile_backend_name(), mode=self.compile_mode, fullgraph=True, dynamic=False)
-        # Graph-capture backends (npugraph_ex) may reuse output buffers: keep each step's ids.
-        return lambda *args: step(*args).clone()
-
-    def load_llm(self, spec: Any, dtype: str, max_batch: int, max_seq: int) -> LLMSession:
-        if self.options.get("compile"):
-            self.compile_backend_name()  # fail before building the model
-        return super().load_llm(spec, dtype, max_batch, max_seq)
